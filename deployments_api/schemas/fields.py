@@ -1,0 +1,78 @@
+"""Fields that accept exactly the JSON types the OpenAPI document promises."""
+
+import re
+from decimal import ROUND_HALF_EVEN, Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+INT64_MAX = 2**63 - 1
+MONEY_LIMIT = Decimal(10) ** 9
+MONEY_CENT = Decimal("0.01")
+
+
+class FullMatch(validate.Regexp):
+    """Like `Regexp`, but the whole string must match (`$` would allow a trailing newline)."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+def text(min_length: int, max_length: int, **kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(min_length, max_length), **kwargs)
+
+
+def strict_int(minimum: int, maximum: int, **kwargs) -> fields.Integer:
+    """A JSON integer (not a float, string or bool) within [minimum, maximum]."""
+    return fields.Integer(strict=True, validate=validate.Range(minimum, maximum), **kwargs)
+
+
+class JSONNumber(fields.Decimal):
+    """An exact decimal read from a JSON number only (strings and bools are refused)."""
+
+    def _validated(self, value):
+        if not isinstance(value, int | float | Decimal) or isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+def money(**kwargs) -> JSONNumber:
+    return JSONNumber(
+        places=6,
+        rounding=ROUND_HALF_EVEN,
+        validate=validate.Range(-MONEY_LIMIT, MONEY_LIMIT),
+        metadata={"description": "Amount in account currency (6 decimals kept)."},
+        **kwargs,
+    )
+
+
+class Money(fields.Field):
+    """Dumps an exact Decimal as a JSON number rounded to 2 decimals."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return float(Decimal(value).quantize(MONEY_CENT, rounding=ROUND_HALF_EVEN))
+
+    def _jsonschema_type_mapping(self):
+        return {"type": "number"}
+
+
+def validate_zone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ValidationError("Not a known IANA time zone.") from exc
+
+
+class TimeZoneQuerySchema(Schema):
+    tz = fields.String(
+        load_default="UTC",
+        validate=[validate.Length(1, 64), validate_zone],
+        metadata={"description": "IANA zone whose midnight starts `pnl_today` (default UTC)."},
+    )
+
+
+SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9._#+\-]{1,32}$")

@@ -1,0 +1,158 @@
+"""A thin client over the Flask test client that speaks the contract, plus use-case steps."""
+
+import itertools
+import uuid
+
+from sqlalchemy import func, select
+
+from deployments_api.models import Base
+from deployments_api.services.accounts import create_agent_token, create_user_token
+from deployments_api.unit_of_work import UnitOfWork
+
+API = "/api/v1"
+_counter = itertools.count(1)
+
+# Which agent results take a deployment from `deploying` to each status.
+PATH_TO_STATUS = {
+    "deploying": [],
+    "running": [("deploy", "completed")],
+    "error": [("deploy", "failed")],
+    "stopping": [("deploy", "completed"), ("stop", None)],
+    "stopped": [("deploy", "completed"), ("stop", None), ("stop", "completed")],
+    "starting": [("deploy", "completed"), ("stop", None), ("stop", "completed"), ("run", None)],
+}
+
+
+class ApiClient:
+    def __init__(self, app, client):
+        self.app = app
+        self.client = client
+        self._agent = None
+
+    # -- accounts -------------------------------------------------------------------
+
+    def _uow(self) -> UnitOfWork:
+        return UnitOfWork(self.app.extensions["deployments_db"].session_factory())
+
+    def user(self, email: str | None = None) -> str:
+        email = email or f"user{next(_counter)}@example.com"
+        return create_user_token(self._uow(), email)[1]
+
+    def agent(self, name: str | None = None) -> str:
+        return create_agent_token(self._uow(), name or f"agent-{next(_counter)}")[1]
+
+    @property
+    def default_agent(self) -> str:
+        if self._agent is None:
+            self._agent = self.agent("default-agent")
+        return self._agent
+
+    # -- HTTP -----------------------------------------------------------------------
+
+    def request(self, method, path, token=None, json=None, headers=None, **kwargs):
+        headers = dict(headers or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        # "eas" means /api/v1/eas; a path starting with "/" is taken as it is.
+        url = path if path.startswith("/") else f"{API}/{path}"
+        return self.client.open(url, method=method, json=json, headers=headers, **kwargs)
+
+    def get(self, path, token=None, **kwargs):
+        return self.request("GET", path, token, **kwargs)
+
+    def post(self, path, token=None, json=None, **kwargs):
+        return self.request("POST", path, token, json=json, **kwargs)
+
+    # -- use-case steps -------------------------------------------------------------
+
+    def create_ea(self, token, name="Scalper"):
+        response = self.post("eas", token, {"name": name})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def create_version(self, token, ea_id=None, version=None):
+        ea_id = ea_id or self.create_ea(token)["id"]
+        response = self.post(f"eas/{ea_id}/versions", token, {"version": version or "1.0"})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def claim(self, agent_token=None, job_types=None):
+        body = {"job_types": job_types} if job_types else {}
+        return self.post("agent/jobs/claim", agent_token or self.default_agent, body)
+
+    def claim_job(self, job_id, agent_token=None):
+        """Claim and check that the job handed out is `job_id` (tests queue one at a time)."""
+        response = self.claim(agent_token)
+        assert response.status_code == 200, response.status_code
+        claimed = response.get_json()
+        assert claimed["id"] == str(job_id), "another job was pending first"
+        return claimed
+
+    def report(self, job, status="completed", agent_token=None, **fields):
+        body = {"status": status, "attempt": job["attempt"], **fields}
+        return self.post(f"agent/jobs/{job['id']}/result", agent_token or self.default_agent, body)
+
+    def finish_job(self, job_id, status="completed", agent_token=None, **fields):
+        job = self.claim_job(job_id, agent_token)
+        response = self.report(job, status, agent_token, **fields)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    def compiled_version(self, token, ea_id=None, version=None):
+        created = self.create_version(token, ea_id, version)
+        self.finish_job(
+            created["compile_job_id"],
+            output_data={"artifact_storage_path": f"artifacts/{created['id']}.ex5"},
+        )
+        return created
+
+    def connection(self, token, name="ICMarkets demo"):
+        response = self.post(
+            "broker-connections",
+            token,
+            {"name": name, "server": "ICMarkets-Demo", "login": "5012345"},
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def deploy(self, token, version_id=None, connection_id=None, **fields):
+        body = {
+            "ea_version_id": version_id or self.compiled_version(token)["id"],
+            "broker_connection_id": connection_id or self.connection(token)["id"],
+            "symbol": "EURUSD",
+            "timeframe": "H1",
+            **fields,
+        }
+        return self.post("deployments", token, body)
+
+    def deployment(self, token, status="running", **fields):
+        """A deployment driven through agent results (and run/stop calls) to `status`."""
+        response = self.deploy(token, **fields)
+        assert response.status_code == 201, response.get_json()
+        created = response.get_json()
+        job_id = created["job_id"]
+        for step, outcome in PATH_TO_STATUS[status]:
+            if outcome is None:
+                moved = self.post(f"deployments/{created['deployment_id']}/{step}", token)
+                assert moved.status_code == 202, moved.get_json()
+                job_id = moved.get_json()["job_id"]
+            else:
+                extra = {"error_message": f"{step} broke"} if outcome == "failed" else {}
+                self.finish_job(job_id, outcome, **extra)
+        shown = self.get(f"deployments/{created['deployment_id']}", token).get_json()
+        assert shown["status"] == status
+        return shown
+
+    # -- database -------------------------------------------------------------------
+
+    def row_counts(self) -> dict[str, int]:
+        engine = self.app.extensions["deployments_db"].engine
+        with engine.connect() as connection:
+            return {
+                table.name: connection.scalar(select(func.count()).select_from(table))
+                for table in Base.metadata.sorted_tables
+            }
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
