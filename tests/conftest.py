@@ -112,3 +112,12 @@ def client(app):
 @pytest.fixture
 def api(app, client):
     return ApiClient(app, client)
+
+
+@pytest.fixture
+def live_url(app):
+    """The test app served over real HTTP by a threaded werkzeug server."""
+    from .servers import threaded_server
+
+    with threaded_server(app) as base_url:
+        yield base_url
