@@ -32,13 +32,13 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    """On SQLite, Postgres-only tests are deselected (listed as such), never skipped."""
     if BACKEND == "postgres":
         return
-    for item in items:
-        if item.get_closest_marker("postgres_only"):
-            raise pytest.UsageError(
-                f"{item.nodeid} needs Postgres: run with -m 'not postgres_only' on SQLite"
-            )
+    postgres_only = [item for item in items if item.get_closest_marker("postgres_only")]
+    if postgres_only:
+        config.hook.pytest_deselected(items=postgres_only)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres_only")]
 
 
 def _create_postgres_database() -> tuple[str, callable]:
