@@ -52,6 +52,9 @@ class EAVersionRepository:
         ).one_or_none()
         return (row[0], row[1]) if row else None
 
+    def get(self, version_id: uuid.UUID) -> EAVersion | None:
+        return self.session.get(EAVersion, version_id)
+
     def get_for_update(self, version_id: uuid.UUID) -> EAVersion | None:
         return self.session.scalars(
             select(EAVersion)

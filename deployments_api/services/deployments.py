@@ -115,7 +115,7 @@ def request_move(
                 message=str(refused),
             )
             raise InvalidTransition(str(refused), status=refused.status) from refused
-        version = uow.ea_versions.get_for_update(deployment.ea_version_id)
+        version = uow.ea_versions.get(deployment.ea_version_id)
         job = uow.jobs.add(_new_job(deployment, trigger, version.artifact_storage_path))
         uow.events.append(
             deployment.id,
