@@ -20,6 +20,7 @@ from ..models import Deployment, Job
 from ..repositories.deployments import DeploymentView
 from ..states import ERROR, INITIAL_STATUS, IllegalTransition, fire
 from ..unit_of_work import UnitOfWork
+from .history import record_move, record_refusal
 
 WAIT_POLL_SECONDS = 0.2
 
@@ -78,15 +79,7 @@ def create_deployment(uow: UnitOfWork, user_id: uuid.UUID, fields: dict) -> tupl
         except IntegrityError as exc:  # the partial unique index, should a lock ever be missed
             raise MagicNumberInUse("magic number taken concurrently") from exc
         job = uow.jobs.add(_new_job(deployment, "deploy", version.artifact_storage_path))
-        uow.events.append(
-            deployment.id,
-            kind="created",
-            from_status=None,
-            to_status=INITIAL_STATUS,
-            trigger=None,
-            source="api",
-            job_id=job.id,
-        )
+        record_move(uow, deployment, "created", "api", before=None, after=INITIAL_STATUS, job=job)
         return deployment, job
 
 
@@ -105,26 +98,19 @@ def request_move(
         try:
             before, after = fire(deployment, trigger)
         except IllegalTransition as refused:
-            uow.events.append(
-                deployment.id,
-                kind="refused",
-                from_status=refused.status,
-                to_status=None,
-                trigger=trigger,
-                source="api",
-                message=str(refused),
-            )
+            record_refusal(uow, deployment, refused, "api")
             raise InvalidTransition(str(refused), status=refused.status) from refused
         version = uow.ea_versions.get(deployment.ea_version_id)
         job = uow.jobs.add(_new_job(deployment, trigger, version.artifact_storage_path))
-        uow.events.append(
-            deployment.id,
-            kind="transition",
-            from_status=before,
-            to_status=after,
+        record_move(
+            uow,
+            deployment,
+            "transition",
+            "api",
+            before=before,
+            after=after,
             trigger=trigger,
-            source="api",
-            job_id=job.id,
+            job=job,
         )
         return deployment, job
 

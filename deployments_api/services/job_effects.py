@@ -7,6 +7,7 @@ ran out of attempts, or a job nobody claimed), so the job and its effect commit 
 from ..models import Job
 from ..states import IllegalTransition, fire
 from ..unit_of_work import UnitOfWork
+from .history import record_move, record_refusal
 
 
 def apply_outcome(uow: UnitOfWork, job: Job, *, source: str, kind: str) -> None:
@@ -37,26 +38,19 @@ def _deployment_effect(uow: UnitOfWork, job: Job, *, source: str, kind: str) -> 
     except IllegalTransition as refused:
         # A stale result (say, for a deployment that has since moved on) is kept on
         # the job and in the history, and leaves the deployment as it is.
-        uow.events.append(
-            deployment.id,
-            kind="refused",
-            from_status=refused.status,
-            to_status=None,
-            trigger=trigger,
-            source=source,
-            job_id=job.id,
-            message=f"{refused}: {job.job_type} job result not applied",
-        )
+        message = f"{refused}: {job.job_type} job result not applied"
+        record_refusal(uow, deployment, refused, source, job=job, message=message)
         return
     deployment.last_error = None if succeeded else job.error_message
-    uow.events.append(
-        deployment.id,
-        kind=kind,
-        from_status=before,
-        to_status=after,
+    record_move(
+        uow,
+        deployment,
+        kind,
+        source,
+        before=before,
+        after=after,
         trigger=trigger,
-        source=source,
-        job_id=job.id,
+        job=job,
         message=job.error_message,
     )
 
@@ -68,15 +62,17 @@ def note_requeued(uow: UnitOfWork, job: Job, max_attempts: int) -> None:
     deployment = uow.deployments.get_for_update(job.deployment_id)
     if deployment is None:
         return
-    uow.events.append(
-        deployment.id,
-        kind="lease_expired",
-        from_status=deployment.status,
-        to_status=deployment.status,
-        trigger=None,
-        source="reaper",
-        job_id=job.id,
-        message=f"lease expired after attempt {job.attempts} of {max_attempts}; job pending again",
+    message = f"lease expired after attempt {job.attempts} of {max_attempts}; job pending again"
+    status = deployment.status
+    record_move(
+        uow,
+        deployment,
+        "lease_expired",
+        "reaper",
+        before=status,
+        after=status,
+        job=job,
+        message=message,
     )
 
 
