@@ -80,13 +80,11 @@ def session_app(database_url):
 
 
 def empty_all_tables(engine) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    # DELETE, children first: on tables this small it is far cheaper than TRUNCATE, which
+    # makes Postgres allocate new files for every table and index.
     with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-        else:
-            for table in tables:
-                connection.execute(text(f"DELETE FROM {table}"))
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
 
 
 @pytest.fixture
