@@ -1,9 +1,11 @@
 """The HTTP layer: flask-smorest Api, one Blueprint per resource."""
 
 from flask_smorest import Api
+from flask_smorest.pagination import PaginationMetadataSchema
 
 from ..errors import detail_for_status, error_response, flatten_errors
 from ..schemas.common import ErrorSchema
+from ..schemas.fields import range_exclusivity
 
 WEBARGS_LOCATIONS = {"json", "query", "headers", "view_args"}
 
@@ -12,6 +14,18 @@ class DeploymentsApi(Api):
     """flask-smorest's Api, answering every HTTP error in the contract's one shape."""
 
     ERROR_SCHEMA = ErrorSchema
+
+    def _register_pagination_header(self):
+        # The header's value is JSON text, which OpenAPI 3 describes with `content`
+        # (a bare object `schema` would mean the `k,v,k,v` style of simple headers).
+        self.spec.components.header(
+            "PAGINATION",
+            {
+                "description": "Pagination metadata, as a JSON object.",
+                "content": {"application/json": {"schema": PaginationMetadataSchema}},
+            },
+            lazy=True,
+        )
 
     def handle_http_exception(self, error):
         status = error.code or 500
@@ -32,9 +46,12 @@ class DeploymentsApi(Api):
             status, detail = 400, "invalid_json"  # a JSON value that is not an object
             errors = None
         message = data.get("message") or (None if status >= 500 else error.description)
-        return error_response(
-            status, detail, message=message, errors=errors, headers=data.get("headers")
-        )
+        # Keep the exception's own headers (405's `Allow`, RFC 9110); the body is ours.
+        headers = {
+            name: value for name, value in error.get_headers() if name.lower() != "content-type"
+        }
+        headers.update(data.get("headers") or {})
+        return error_response(status, detail, message=message, errors=errors, headers=headers)
 
 
 def register_api(app) -> DeploymentsApi:
@@ -50,6 +67,7 @@ def register_api(app) -> DeploymentsApi:
             }
         },
     )
+    api.ma_plugin.converter.add_attribute_function(range_exclusivity)
     for module in (health, eas, broker_connections, deployments, jobs, agents, agent_jobs):
         for blueprint, options in module.BLUEPRINTS:
             api.register_blueprint(blueprint, **options)

@@ -22,7 +22,7 @@ blp.before_request(requires("agent"))
 @blp.route("/jobs/claim")
 class Claim(MethodView):
     @blp.doc(security=BEARER_AUTH)
-    @blp.arguments(ClaimRequestSchema)
+    @blp.arguments(ClaimRequestSchema, required=False)  # every field is optional
     @blp.response(200, ClaimedJobSchema)
     @blp.alt_response(204, description="No pending job.")
     @error_responses(blp, 400, 401, 403, 413, 422)
@@ -37,7 +37,7 @@ class Claim(MethodView):
 @blp.route("/jobs/<uuid:job_id>/heartbeat")
 class Heartbeat(MethodView):
     @blp.doc(security=BEARER_AUTH)
-    @blp.arguments(AttemptSchema)
+    @blp.arguments(AttemptSchema, required=False)  # `attempt` is optional
     @blp.response(200, LeaseSchema)
     @error_responses(blp, 400, 401, 403, 404, 409, 413, 422)
     def post(self, body, job_id):

@@ -11,7 +11,7 @@ from ..schemas.deployments import (
     MoveAcceptedSchema,
     WaitQuerySchema,
 )
-from ..schemas.fields import TimeZoneQuerySchema
+from ..schemas.fields import INT64_MAX, TimeZoneQuerySchema
 from ..services import deployments
 from ..services.clock import day_start_in
 from .auth import principal, requires
@@ -47,7 +47,9 @@ def deployment_fields(view) -> dict:
 
 
 def _offset(pagination) -> int:
-    return (pagination.page - 1) * pagination.page_size
+    # `page` has no upper bound; past the last row every page is empty, and the
+    # database's OFFSET is a signed 64-bit integer.
+    return min((pagination.page - 1) * pagination.page_size, INT64_MAX)
 
 
 @blp.route("")

@@ -48,7 +48,13 @@ class LeaseSchema(Schema):
 
 class JobResultSchema(AttemptSchema):
     status = fields.String(required=True, validate=validate.OneOf(("completed", "failed")))
-    output_data = fields.Dict(keys=fields.String(), allow_none=True)
+    output_data = fields.Dict(
+        keys=fields.String(),
+        allow_none=True,
+        metadata={
+            "description": "Any JSON object; no key or string in it may contain NUL (else 422)."
+        },
+    )
     error_message = text(1, 10000, allow_none=True)
 
 
