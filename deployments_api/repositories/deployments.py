@@ -125,9 +125,14 @@ class DeploymentRepository:
     def view_for_user(
         self, user_id: uuid.UUID, deployment_id: uuid.UUID, day_start: datetime
     ) -> DeploymentView | None:
-        row = self.session.execute(
-            self._views(user_id, day_start).where(Deployment.id == deployment_id)
-        ).one_or_none()
+        # populate_existing: a session that already holds this deployment (the wait polls
+        # in one request session) must see the row as it is now, not as first loaded.
+        query = (
+            self._views(user_id, day_start)
+            .where(Deployment.id == deployment_id)
+            .execution_options(populate_existing=True)
+        )
+        row = self.session.execute(query).one_or_none()
         return self._to_view(row) if row else None
 
     def _filtered(self, query, status: str | None):
