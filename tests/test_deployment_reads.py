@@ -131,9 +131,8 @@ def test_the_list_shows_only_my_deployments_newest_first(api, owner):
 
 def test_each_item_shows_its_own_status_names_and_trades(api, owner):
     token, version_id, connection_id = owner
-    version_id_2 = api.compiled_version(token, api.create_ea(token, "Grid Master")["id"], "3.1")[
-        "id"
-    ]
+    grid_master = api.create_ea(token, "Grid Master")
+    version_id_2 = api.compiled_version(token, grid_master["id"], "3.1")["id"]
     plans = [
         # status, version, symbol, trades as (profit, swap, commission, closed today?)
         ("running", version_id, "EURUSD", [(10, 0, 0, True), (2.5, -0.5, -0.25, True)]),
