@@ -1,4 +1,9 @@
-"""Real concurrent HTTP against the served app on real Postgres: racing moves and creates."""
+"""Real concurrent HTTP against the served app: racing moves and creates.
+
+Runs on both backends: on Postgres the row lock (`SELECT ... FOR UPDATE`) decides the
+winner; on SQLite `BEGIN IMMEDIATE` makes the racers queue for the write lock instead
+of failing with "database is locked".
+"""
 
 import threading
 import uuid
@@ -12,8 +17,6 @@ from sqlalchemy import func, select
 from deployments_api.models import Job
 
 from .test_states import DIAGRAM
-
-pytestmark = pytest.mark.postgres_only
 
 RACERS = 16
 
