@@ -154,5 +154,14 @@ class ApiClient:
             }
 
 
+def assert_error(response, status: int, detail: str) -> dict:
+    """The contract's error shape: `status`, JSON, and the stable `detail` code."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    body = response.get_json()
+    assert body["detail"] == detail
+    return body
+
+
 def new_id() -> str:
     return str(uuid.uuid4())

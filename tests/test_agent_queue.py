@@ -11,15 +11,10 @@ from deployments_api.services.jobs import QueueSettings, reap
 from deployments_api.types import utcnow
 from deployments_api.unit_of_work import UnitOfWork
 
+from .helpers import assert_error
+
 ARTIFACT = {"artifact_storage_path": "artifacts/scalper-1.0.ex5"}
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def assert_error(response, status, detail):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["detail"] == detail
-    return body
 
 
 def parse_time(value: str) -> datetime:

@@ -14,12 +14,9 @@ from sqlalchemy import select, text, update
 from deployments_api.models import ApiToken, Base, Job
 from deployments_api.types import utcnow
 
+from .helpers import assert_error
+
 URLSAFE_BASE64 = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def assert_error(response, status, detail):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.get_json()["detail"] == detail
 
 
 def sha256_hex(token: str) -> str:

@@ -6,14 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import inspect
 
-from .helpers import new_id
-
-
-def assert_error(response, status, detail):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["detail"] == detail
-    return body
+from .helpers import assert_error, new_id
 
 
 def assert_utc_timestamp(value: str) -> None:

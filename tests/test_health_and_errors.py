@@ -5,14 +5,9 @@ import pytest
 from deployments_api import create_app
 from deployments_api.api.common import current_uow
 
+from .helpers import assert_error
+
 SECRET = "s3cr3t-internal-state-that-must-not-leak"
-
-
-def assert_error(response, status, detail):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json
-    assert response.get_json()["detail"] == detail
-    return response.get_json()
 
 
 def test_healthz_answers_ok(client):
