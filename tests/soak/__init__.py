@@ -1,0 +1,1 @@
+"""The crashed-agents soak, and the checks it shares with the race and outage tests."""
