@@ -16,6 +16,7 @@ from ..errors import InvalidJSON, ValidationFailed
 
 MAX_JSON_DEPTH = 32
 BODY_METHODS = ("POST", "PUT", "PATCH")
+_TOO_DEEP = f"nested deeper than {MAX_JSON_DEPTH} levels"
 
 
 def _reject_constant(name):
@@ -28,7 +29,7 @@ def _first_problem(body) -> tuple[str, str] | None:
     while stack:
         value, path, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            return path or "_body", f"nested deeper than {MAX_JSON_DEPTH} levels"
+            return path or "_body", _TOO_DEEP
         if isinstance(value, dict):
             for key, item in value.items():
                 problem = _bad_string(key)
@@ -73,7 +74,9 @@ def check_json_body() -> None:
         )
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError as exc:  # far deeper than MAX_JSON_DEPTH: the same answer
+        raise ValidationFailed(errors={"_body": [_TOO_DEEP]}) from exc
+    except ValueError as exc:
         raise InvalidJSON("the body is not valid JSON") from exc
     if not isinstance(body, dict):
         raise InvalidJSON("the body must be a JSON object")
