@@ -30,11 +30,16 @@ from sqlalchemy import select
 from deployments_api.db import Database
 from deployments_api.migrations import upgrade_to_head
 from deployments_api.models import Deployment, DeploymentEvent, Job
-from deployments_api.services.accounts import create_agent_token, create_user_token
-from deployments_api.unit_of_work import UnitOfWork
 
 from .servers import free_port, gunicorn_server
-from .soak.harness import Answer, Http, drain_output, server_trouble
+from .soak.harness import (
+    Answer,
+    Http,
+    create_accounts,
+    drain_output,
+    seed_catalog,
+    server_trouble,
+)
 from .soak.invariants import assert_database_consistent
 
 pytestmark = pytest.mark.postgres_only
@@ -230,44 +235,6 @@ class Load:
             self.abandon.set()
 
 
-# -- seeding --------------------------------------------------------------------------
-
-
-def seed_accounts(url: str) -> tuple[str, list[str]]:
-    database = Database.from_url(url)
-    try:
-        _user_id, user = create_user_token(
-            UnitOfWork(database.session_factory()), "ops@example.com"
-        )
-        agents = [
-            create_agent_token(UnitOfWork(database.session_factory()), f"outage-agent-{i}")[1]
-            for i in range(2)
-        ]
-    finally:
-        database.engine.dispose()
-    return user, agents
-
-
-def seed_catalog(base_url: str, user: str, agent: str) -> tuple[str, list[str]]:
-    """A compiled EA version (through the real compile job) and broker connections."""
-    as_user, as_agent = Http(base_url, user), Http(base_url, agent)
-    ea = as_user.post("eas", {"name": "Outage rider"})
-    version = as_user.post(f"eas/{ea.body['id']}/versions", {"version": "1.0"})
-    job = as_agent.post("agent/jobs/claim", {"job_types": ["compile"]}).body
-    compiled = as_agent.post(
-        f"agent/jobs/{job['id']}/result",
-        {"status": "completed", "attempt": job["attempt"],
-         "output_data": {"artifact_storage_path": "artifacts/rider.ex5"}},
-    )  # fmt: skip
-    assert compiled.status == 200, compiled.describe()
-    connections = [
-        as_user.post("broker-connections", {"name": f"c{i}", "server": "Demo", "login": str(i)})
-        for i in range(3)
-    ]
-    assert [c.status for c in connections] == [201] * 3
-    return version.body["id"], [c.body["id"] for c in connections]
-
-
 # -- checks ---------------------------------------------------------------------------
 
 
@@ -328,10 +295,10 @@ def check_no_acked_write_lost(engine, load: Load) -> int:
 
 def test_the_service_rides_out_a_database_outage():
     with throwaway_postgres() as database:
-        user, agents = seed_accounts(database.url)
+        user, agents = create_accounts(database.url, agents=2)
         with gunicorn_server(database.url, workers=WORKERS, threads=4) as (base_url, process):
             output = drain_output(process)
-            version_id, connection_ids = seed_catalog(base_url, user, agents[0])
+            version_id, connection_ids = seed_catalog(base_url, user, agents[0], connections=3)
             load = Load(base_url, user, agents, version_id, connection_ids)
             with load.running():
                 time.sleep(LOAD_BEFORE)

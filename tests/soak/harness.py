@@ -10,6 +10,10 @@ from datetime import UTC, datetime
 
 import requests
 
+from deployments_api.db import Database
+from deployments_api.services.accounts import create_agent_token, create_user_token
+from deployments_api.unit_of_work import UnitOfWork
+
 API = "/api/v1"
 # Client-side limit on every request: an answer that takes longer counts as a hang.
 REQUEST_TIMEOUT = 10
@@ -161,3 +165,40 @@ class QueueWorker(threading.Thread):
         self.join(timeout=30)
         self.http.close()
         return self.answers
+
+
+def create_accounts(database_url: str, agents: int) -> tuple[str, list[str]]:
+    """A user token and `agents` agent tokens, written straight into `database_url`
+    (accounts have no HTTP route: operators create them with the CLI)."""
+    database = Database.from_url(database_url)
+    try:
+        user = create_user_token(UnitOfWork(database.session_factory()), "ops@example.com")[1]
+        agent_tokens = [
+            create_agent_token(UnitOfWork(database.session_factory()), f"agent-{i:02}")[1]
+            for i in range(agents)
+        ]
+    finally:
+        database.engine.dispose()
+    return user, agent_tokens
+
+
+def seed_catalog(base_url: str, user: str, agent: str, connections: int) -> tuple[str, list[str]]:
+    """Over HTTP: a compiled EA version (through a real compile job) and broker connections."""
+    as_user, as_agent = Http(base_url, user), Http(base_url, agent)
+    ea = as_user.post("eas", {"name": "Trend rider"})
+    version = as_user.post(f"eas/{ea.body['id']}/versions", {"version": "1.0"})
+    job = as_agent.post("agent/jobs/claim", {"job_types": ["compile"]}).body
+    compiled = as_agent.post(
+        f"agent/jobs/{job['id']}/result",
+        {"status": "completed", "attempt": job["attempt"],
+         "output_data": {"artifact_storage_path": "artifacts/trend-rider.ex5"}},
+    )  # fmt: skip
+    assert compiled.status == 200, compiled.describe()
+    created = [
+        as_user.post("broker-connections", {"name": f"c{i}", "server": "Demo", "login": str(i)})
+        for i in range(connections)
+    ]
+    assert [c.status for c in created] == [201] * connections, [c.describe() for c in created]
+    as_user.close()
+    as_agent.close()
+    return version.body["id"], [c.body["id"] for c in created]

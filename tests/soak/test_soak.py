@@ -25,8 +25,9 @@ WORKERS = 4
 
 
 @pytest.fixture
-def soak(api, database_url) -> tuple[SoakRun, dict]:
-    """Seed a user, a compiled version, broker connections and agents; run the soak."""
+def soak(api, database_url):
+    """A user, a compiled version, broker connections and agents, and gunicorn serving
+    the app with short leases; yields a soak ready to run."""
     user = api.user()
     seed = {
         "version_id": api.compiled_version(user)["id"],
@@ -39,10 +40,8 @@ def soak(api, database_url) -> tuple[SoakRun, dict]:
     env = SETTINGS.gunicorn_env()
     with gunicorn_server(database_url, workers=WORKERS, threads=4, env=env) as (url, process):
         output = drain_output(process)
-        run = SoakRun(url, db.engine, db.session_factory, user, agents, seed, SETTINGS)
-        figures = run.run()
+        yield SoakRun(url, db.engine, db.session_factory, user, agents, seed, SETTINGS)
         assert not server_trouble(output, WORKERS), "\n".join(output)
-    return run, figures
 
 
 def load_jobs_and_events(engine) -> tuple[dict, dict]:
@@ -176,7 +175,7 @@ def figures(run: SoakRun, jobs: dict, events_by_job: dict, most_holders: int, se
 
 
 def test_every_job_finishes_exactly_once_whatever_the_agents_do(soak, engine):
-    run, timing = soak
+    run, timing = soak, soak.run()
     jobs, events_by_job = load_jobs_and_events(engine)
     assert len(jobs) == SETTINGS.jobs
 
