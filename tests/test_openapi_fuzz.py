@@ -177,7 +177,7 @@ def _complete_compile_results(case, seeded: Seeded) -> None:
     max_examples=EXAMPLES_PER_OPERATION,
     derandomize=True,
     deadline=None,
-    suppress_health_check=list(HealthCheck),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 def test_every_operation_conforms_to_its_document(case, app, seeded):
     _point_at_seeded_rows(case, seeded)
