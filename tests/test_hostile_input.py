@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from deployments_api.models import Agent, Base
+from deployments_api.schemas.fields import INT64_MAX
 
 from .helpers import new_id
 
@@ -62,7 +63,6 @@ RESULT_PATH = "agent/jobs/{held_job_id}/result"
 CLAIM_PATH = "agent/jobs/claim"
 IDEMPOTENCY = "Idempotency-Key"
 HEARTBEAT_PATH = "agent/jobs/{held_job_id}/heartbeat"
-INT64_MAX = 2**63 - 1
 ONE_MIB = 1024 * 1024
 
 
