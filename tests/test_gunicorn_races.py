@@ -183,3 +183,5 @@ def test_racing_runs_and_stops_leave_a_legal_history(api, server):
     shown = api.get(f"deployments/{deployment_id}", user).get_json()
     assert shown["status"] == final
     assert_database_consistent(api.app.extensions["deployments_db"].engine)
+    print("mixed race figures:", {"racers": RACERS, "won": len(won), "refused": len(refused),
+                                  "events": len(events), "final_status": final})  # fmt: skip

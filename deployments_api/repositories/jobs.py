@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from ..models import Job
 
@@ -49,7 +49,12 @@ class JobRepository:
         The CTE picks and locks exactly one row (`FOR UPDATE SKIP LOCKED` on Postgres)
         and the UPDATE joins it, so two agents can never receive the same job.
         """
-        picked = select(Job.id).where(Job.status == "pending")
+        # A job that another transaction sent back by lease expiry after this claim read
+        # its clock waits for the next claim: handing it out now would stamp the new
+        # lease as starting before the previous holder's lease ended.
+        picked = select(Job.id).where(
+            Job.status == "pending", or_(Job.attempts == 0, Job.pending_since <= now)
+        )
         if job_types:
             picked = picked.where(Job.job_type.in_(list(job_types)))
         picked = picked.order_by(Job.created_at, Job.id).limit(1)

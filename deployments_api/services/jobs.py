@@ -39,8 +39,10 @@ def get_job(uow: UnitOfWork, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
 
 def claim_job(uow: UnitOfWork, agent_id, job_types, settings: QueueSettings) -> Job | None:
     with uow:
+        expire_leases(uow, utcnow(), settings)
+        # The clock is read after expiry, which may have waited on row locks, so the new
+        # lease starts at the hand-over and is not shortened by that wait.
         now = utcnow()
-        expire_leases(uow, now, settings)
         return uow.jobs.claim_oldest_pending(
             agent_id, job_types, now, now + timedelta(seconds=settings.lease_seconds)
         )

@@ -6,12 +6,14 @@ CI runs 2,000 jobs. The long run is the same test with more jobs:
 """
 
 from collections import Counter, defaultdict
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from deployments_api.models import DeploymentEvent, Job
+from deployments_api.types import utcnow
 
 from ..servers import gunicorn_server
 from .driver import SoakRun, SoakSettings
@@ -191,3 +193,29 @@ def test_every_job_finishes_exactly_once_whatever_the_agents_do(soak, engine):
     fates = Counter(c.fate for c in run.claims)
     assert min(fates[fate] for fate in ("die", "double", "late")) > 0, fates
     print("soak figures:", figures(run, jobs, events_by_job, most_holders, timing["seconds"]))
+
+
+def test_a_requeued_job_is_not_handed_out_before_its_requeue(api, engine):
+    """A claim whose clock reads earlier than the expiry that sent a job back (another
+    transaction committed it meanwhile) leaves that job for the next claim, so a new
+    lease never starts before the previous holder's lease ended."""
+    user = api.user()
+    job_id = api.deploy(user).get_json()["job_id"]
+    api.claim_job(job_id)
+    requeue = update(Job).where(Job.id == job_id)
+    with engine.begin() as connection:
+        # As the expiry leaves it, but stamped after any clock a claim can read now.
+        connection.execute(
+            requeue.values(status="pending", claimed_by=None, lease_expires_at=None,
+                           pending_since=utcnow() + timedelta(hours=1))
+        )  # fmt: skip
+    before = api.row_counts()
+    assert api.claim().status_code == 204
+    assert api.row_counts() == before
+
+    back_at = utcnow() - timedelta(seconds=1)
+    with engine.begin() as connection:
+        connection.execute(requeue.values(pending_since=back_at))
+    claimed = api.claim_job(job_id)
+    assert claimed["attempt"] == 2
+    assert datetime.fromisoformat(claimed["lease_expires_at"]) >= back_at + timedelta(seconds=60)
