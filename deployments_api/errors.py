@@ -55,6 +55,7 @@ IdempotencyKeyInFlight = _error("IdempotencyKeyInFlight", 409, "idempotency_key_
 IdempotencyKeyReused = _error("IdempotencyKeyReused", 422, "idempotency_key_reused")
 EANotCompiled = _error("EANotCompiled", 422, "ea_not_compiled")
 ValidationFailed = _error("ValidationFailed", 422, "validation_error")
+PayloadTooLarge = _error("PayloadTooLarge", 413, "payload_too_large")
 RateLimited = _error("RateLimited", 429, "rate_limited")
 DatabaseUnavailable = _error("DatabaseUnavailable", 503, "database_unavailable")
 
