@@ -457,3 +457,14 @@ def test_agents_list_shows_jobs_in_flight(api):
     agent = agents_by_name(api, user)["busy"]
     assert str(uuid.UUID(agent["id"])) == agent["id"]
     assert agent["last_seen_at"].endswith(("+00:00", "Z"))
+
+
+def test_an_agent_without_the_lease_gets_lease_lost_before_any_body_check(api, engine):
+    [version] = compile_jobs(api, api.user(), 1)
+    claimed = api.claim_job(version["compile_job_id"])
+    job_before = row(engine, Job, claimed["id"])
+
+    intruder = api.report(claimed, "completed", agent_token=api.agent())  # no artifact path
+
+    assert_error(intruder, 409, "lease_lost")
+    assert row(engine, Job, claimed["id"]) == job_before

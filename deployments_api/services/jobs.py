@@ -98,6 +98,13 @@ def report_result(uow: UnitOfWork, job_id, agent_id, report: dict) -> Job:
         job = uow.jobs.get_for_update(job_id)
         if job is None:
             raise NotFound("no such job")
+        if job.status in FINISHED:
+            if _is_same_report(job, agent_id, attempt, report):
+                return job
+            raise LeaseLost("the job is already finished")
+        if not _holds_lease(job, agent_id, attempt, now):
+            raise LeaseLost("this agent no longer holds the job's lease")
+        # Checked only for the lease holder: an agent without the job learns nothing more.
         output = report.get("output_data")
         if (
             job.job_type == "compile"
@@ -107,12 +114,6 @@ def report_result(uow: UnitOfWork, job_id, agent_id, report: dict) -> Job:
             raise ValidationFailed(
                 errors={"output_data.artifact_storage_path": ["required for a completed compile"]}
             )
-        if job.status in FINISHED:
-            if _is_same_report(job, agent_id, attempt, report):
-                return job
-            raise LeaseLost("the job is already finished")
-        if not _holds_lease(job, agent_id, attempt, now):
-            raise LeaseLost("this agent no longer holds the job's lease")
         job.status = report["status"]
         job.output_data = output
         job.error_message = report.get("error_message")
