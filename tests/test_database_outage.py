@@ -42,7 +42,7 @@ from .soak.harness import (
 )
 from .soak.invariants import assert_database_consistent
 
-pytestmark = pytest.mark.postgres_only
+pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
 
 WORKERS = 4
 PROMISE = timedelta(seconds=5)  # 503 within 5 s during the outage; service back within 5 s

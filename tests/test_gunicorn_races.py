@@ -26,7 +26,7 @@ from .soak.invariants import (
     replay_history,
 )
 
-pytestmark = pytest.mark.postgres_only
+pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
 
 RACERS = 64
 WORKERS = 4

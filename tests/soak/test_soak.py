@@ -176,6 +176,7 @@ def figures(run: SoakRun, jobs: dict, events_by_job: dict, most_holders: int, se
     }
 
 
+@pytest.mark.slow
 def test_every_job_finishes_exactly_once_whatever_the_agents_do(soak, engine):
     run, timing = soak, soak.run()
     jobs, events_by_job = load_jobs_and_events(engine)
