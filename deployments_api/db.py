@@ -55,7 +55,9 @@ def make_engine(url: str, *, connect_timeout: int = 3, statement_timeout_ms: int
         connect_args={
             "connect_timeout": connect_timeout,
             "options": f"-c statement_timeout={statement_timeout_ms}",
-            # Notice a dead server on a silent network instead of hanging on it.
+            # Notice a dead server on a silent network instead of hanging on it: keepalives
+            # for idle connections, tcp_user_timeout for data the server never acknowledges.
+            "tcp_user_timeout": 5000,
             "keepalives": 1,
             "keepalives_idle": 5,
             "keepalives_interval": 2,
