@@ -9,6 +9,7 @@ import hashlib
 import json
 import secrets
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 import pytest
@@ -172,6 +173,41 @@ def _complete_compile_results(case, seeded: Seeded) -> None:
         body["output_data"] = {**(body.get("output_data") or {}), "artifact_storage_path": "a.ex5"}
 
 
+REQUESTS_PER_OPERATION: Counter[str] = Counter()
+
+
+def _takes_no_input(operation) -> bool:
+    """No parameters, no body and no credentials: nothing for hypothesis to vary."""
+    definition = operation.definition.raw
+    return not (
+        definition.get("parameters") or definition.get("requestBody") or definition.get("security")
+    )
+
+
+@pytest.fixture(scope="module")
+def fuzz_figures(request):
+    """After the module: print how much was fuzzed, and hold every operation that takes
+    input to EXAMPLES_PER_OPERATION requests at least."""
+    yield REQUESTS_PER_OPERATION
+    if not REQUESTS_PER_OPERATION:
+        return
+    plugins = request.config.pluginmanager
+    total = sum(REQUESTS_PER_OPERATION.values())
+    with plugins.get_plugin("capturemanager").global_and_fixture_disabled():
+        plugins.get_plugin("terminalreporter").write_line(
+            f"\nfuzzed {len(REQUESTS_PER_OPERATION)} operations with {total} requests "
+            f"(fewest {min(REQUESTS_PER_OPERATION.values())}, most "
+            f"{max(REQUESTS_PER_OPERATION.values())})"
+        )
+    operations = {op.label: op for op in (r.ok() for r in schema.get_all_operations())}
+    short = {
+        label: count
+        for label, count in REQUESTS_PER_OPERATION.items()
+        if count < EXAMPLES_PER_OPERATION and not _takes_no_input(operations[label])
+    }
+    assert not short, f"operations fuzzed fewer than {EXAMPLES_PER_OPERATION} times: {short}"
+
+
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES_PER_OPERATION,
@@ -179,7 +215,8 @@ def _complete_compile_results(case, seeded: Seeded) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-def test_every_operation_conforms_to_its_document(case, app, seeded):
+def test_every_operation_conforms_to_its_document(case, app, seeded, fuzz_figures):
+    fuzz_figures[case.operation.label] += 1
     _point_at_seeded_rows(case, seeded)
     _keep_idempotency_keys_apart(case)
     _complete_compile_results(case, seeded)
