@@ -119,3 +119,11 @@ def live_url(app):
 
     with threaded_server(app) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def owner(api):
+    """A trader with a compiled version and a broker connection: (token, version, conn)."""
+    token = api.user()
+    version = api.compiled_version(token)
+    return token, version["id"], api.connection(token)["id"]

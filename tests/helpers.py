@@ -125,21 +125,27 @@ class ApiClient:
         }
         return self.post("deployments", token, body)
 
-    def deployment(self, token, status="running", **fields):
-        """A deployment driven through agent results (and run/stop calls) to `status`."""
-        response = self.deploy(token, **fields)
+    def drive(self, token, status, **deploy_fields) -> tuple[str, str | None]:
+        """Create a deployment and drive it to `status` through agent results and run/stop
+        calls. Returns its id and the id of the job it is waiting on, if any (unclaimed)."""
+        response = self.deploy(token, **deploy_fields)
         assert response.status_code == 201, response.get_json()
-        created = response.get_json()
-        job_id = created["job_id"]
+        deployment_id, job_id = response.get_json()["deployment_id"], response.get_json()["job_id"]
         for step, outcome in PATH_TO_STATUS[status]:
             if outcome is None:
-                moved = self.post(f"deployments/{created['deployment_id']}/{step}", token)
+                moved = self.post(f"deployments/{deployment_id}/{step}", token)
                 assert moved.status_code == 202, moved.get_json()
                 job_id = moved.get_json()["job_id"]
             else:
                 extra = {"error_message": f"{step} broke"} if outcome == "failed" else {}
                 self.finish_job(job_id, outcome, **extra)
-        shown = self.get(f"deployments/{created['deployment_id']}", token).get_json()
+                job_id = None
+        return deployment_id, job_id
+
+    def deployment(self, token, status="running", **fields):
+        """A deployment driven to `status`, as GET /deployments/{id} shows it."""
+        deployment_id, _waiting_on = self.drive(token, status, **fields)
+        shown = self.get(f"deployments/{deployment_id}", token).get_json()
         assert shown["status"] == status
         return shown
 
@@ -152,6 +158,18 @@ class ApiClient:
                 table.name: connection.scalar(select(func.count()).select_from(table))
                 for table in Base.metadata.sorted_tables
             }
+
+
+def settle(api, token, version_id, connection_id, status, **fields) -> tuple[str, dict | None]:
+    """A deployment on an existing version and connection, driven to `status`.
+
+    A job the status waits on is claimed (not reported), so it blocks no later FIFO claim.
+    Returns the deployment id and that claimed job, if any.
+    """
+    deployment_id, waiting_on = api.drive(
+        token, status, version_id=version_id, connection_id=connection_id, **fields
+    )
+    return deployment_id, api.claim_job(waiting_on) if waiting_on else None
 
 
 def assert_error(response, status: int, detail: str) -> dict:
