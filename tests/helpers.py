@@ -2,11 +2,13 @@
 
 import itertools
 import uuid
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from deployments_api.models import Base
+from deployments_api.models import Base, Job
 from deployments_api.services.accounts import create_agent_token, create_user_token
+from deployments_api.types import utcnow
 from deployments_api.unit_of_work import UnitOfWork
 
 API = "/api/v1"
@@ -179,6 +181,42 @@ def assert_error(response, status: int, detail: str) -> dict:
     body = response.get_json()
     assert body["detail"] == detail
     return body
+
+
+ARTIFACT = {"artifact_storage_path": "artifacts/scalper-1.0.ex5"}
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def compile_jobs(api, user, count) -> list[dict]:
+    """`count` new versions of one EA, each with its pending compile job, oldest first."""
+    ea_id = api.create_ea(user)["id"]
+    return [api.create_version(user, ea_id, f"1.{n}") for n in range(count)]
+
+
+def heartbeat(api, job, agent=None, attempt=None):
+    body = {"attempt": job["attempt"] if attempt is None else attempt}
+    return api.post(f"agent/jobs/{job['id']}/heartbeat", agent or api.default_agent, body)
+
+
+def row(engine, model, row_id) -> dict:
+    """A row as the database holds it, for before/after comparisons."""
+    with engine.connect() as connection:
+        query = select(model.__table__).where(model.id == uuid.UUID(str(row_id)))
+        return dict(connection.execute(query).mappings().one())
+
+
+def set_job(engine, job_id, **values) -> None:
+    """Rewrite a job's columns directly (to age it, or to build a situation)."""
+    with engine.begin() as connection:
+        connection.execute(update(Job).where(Job.id == uuid.UUID(str(job_id))).values(**values))
+
+
+def expire_lease(engine, job_id) -> None:
+    """Let a job's lease pass without waiting for it."""
+    set_job(engine, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
 
 
 def new_id() -> str:

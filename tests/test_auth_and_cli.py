@@ -5,17 +5,14 @@ import hashlib
 import json
 import re
 import subprocess
-import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 
-from deployments_api.models import ApiToken, Base, Job
-from deployments_api.types import utcnow
+from deployments_api.models import ApiToken, Base
 
-from .helpers import assert_error
+from .helpers import assert_error, expire_lease
 
 URLSAFE_BASE64 = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -172,12 +169,7 @@ def test_reap_jobs_applies_expiry_and_prints_json_counts(app, api, engine):
     user = api.user()
     version = api.create_version(user)
     api.claim_job(version["compile_job_id"])
-    with engine.begin() as connection:
-        connection.execute(
-            update(Job)
-            .where(Job.id == uuid.UUID(version["compile_job_id"]))
-            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
+    expire_lease(engine, version["compile_job_id"])
     counts = json.loads(last_line(invoke(app, "reap-jobs")))
     assert counts["leases_expired"] == 1
     assert all(isinstance(value, int) for value in counts.values())

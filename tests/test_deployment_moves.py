@@ -5,13 +5,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from deployments_api.models import Job
 from deployments_api.types import utcnow
 
-from .helpers import new_id
+from .helpers import expire_lease, new_id, set_job
 
 # Which move each status allows (the contract's diagram): status -> (trigger, new status).
 LEGAL_MOVES = {"running": ("stop", "stopping"), "stopped": ("run", "starting")}
@@ -76,11 +76,6 @@ def insert_job(engine, deployment_id, job_type) -> str:
     with Session(engine, expire_on_commit=False) as session, session.begin():
         session.add(job)
     return str(job.id)
-
-
-def set_job_column(engine, job_id, **values) -> None:
-    with engine.begin() as connection:
-        connection.execute(update(Job).where(Job.id == uuid.UUID(job_id)).values(**values))
 
 
 def reap(app) -> dict:
@@ -316,7 +311,7 @@ def test_a_lease_lost_on_the_last_attempt_fails_the_job_and_moves_the_deployment
     for attempt in range(1, max_attempts + 1):
         claimed = api.claim_job(job_id)
         assert claimed["attempt"] == attempt
-        set_job_column(engine, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
+        expire_lease(engine, job_id)
         # Until the attempts run out, the job only goes back to pending.
         assert shown(api, token, deployment_id)["status"] == during
 
@@ -345,7 +340,7 @@ def test_a_job_nobody_claims_in_time_fails_with_no_agent(app, api, engine, durin
     job_id = pending_job_id(engine, deployment_id)
     fresh = api.deploy(token, deployment["ea_version_id"], deployment["broker_connection_id"])
     too_old = utcnow() - timedelta(seconds=app.config["JOB_PENDING_TIMEOUT"] + 1)
-    set_job_column(engine, job_id, pending_since=too_old, created_at=too_old)
+    set_job(engine, job_id, pending_since=too_old, created_at=too_old)
     assert reap(app)["unclaimed_failed"] == 1
 
     job = api.get(f"jobs/{job_id}", token).get_json()

@@ -3,17 +3,17 @@
 import threading
 import uuid
 from collections import Counter
-from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select
 
 from deployments_api.models import EAVersion, Job
 from deployments_api.services import catalog
 from deployments_api.services.accounts import create_agent_token, create_user_token
 from deployments_api.services.jobs import QueueSettings, claim_job
-from deployments_api.types import utcnow
 from deployments_api.unit_of_work import UnitOfWork
+
+from .helpers import expire_lease, row
 
 pytestmark = pytest.mark.postgres_only
 
@@ -24,12 +24,6 @@ JOBS = 240
 def new_uow(app) -> UnitOfWork:
     """A unit of work on its own session, hence its own pooled connection."""
     return UnitOfWork(app.extensions["deployments_db"].session_factory())
-
-
-def row(engine, model, row_id) -> dict:
-    with engine.connect() as connection:
-        query = select(model.__table__).where(model.id == uuid.UUID(str(row_id)))
-        return dict(connection.execute(query).mappings().one())
 
 
 def test_concurrent_claimers_get_every_job_exactly_once(app, engine):
@@ -79,12 +73,7 @@ def test_a_late_result_after_the_job_was_reclaimed_is_lease_lost(api, engine):
     job_id = version["compile_job_id"]
     slow, fast = api.agent("slow"), api.agent("fast")
     first_claim = api.claim_job(job_id, slow)
-    with engine.begin() as connection:
-        connection.execute(
-            update(Job)
-            .where(Job.id == uuid.UUID(job_id))
-            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
+    expire_lease(engine, job_id)
     second_claim = api.claim_job(job_id, fast)
     assert second_claim["attempt"] == first_claim["attempt"] + 1
 
