@@ -14,6 +14,19 @@ from deployments_api.unit_of_work import UnitOfWork
 API = "/api/v1"
 _counter = itertools.count(1)
 
+# The contract's diagram, written out by hand (not taken from the app's states.py):
+# (status, trigger) -> new status. Every pair not listed here must be refused.
+CONTRACT_DIAGRAM = {
+    ("deploying", "deploy_succeeded"): "running",
+    ("deploying", "deploy_failed"): "error",
+    ("running", "stop"): "stopping",
+    ("stopping", "stop_succeeded"): "stopped",
+    ("stopping", "stop_failed"): "running",
+    ("stopped", "run"): "starting",
+    ("starting", "run_succeeded"): "running",
+    ("starting", "run_failed"): "stopped",
+}
+
 # Which agent results take a deployment from `deploying` to each status.
 PATH_TO_STATUS = {
     "deploying": [],

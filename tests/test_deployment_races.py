@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from deployments_api.models import Job
 
-from .test_states import DIAGRAM
+from .helpers import CONTRACT_DIAGRAM
 
 RACERS = 16
 
@@ -68,7 +68,9 @@ def assert_legal_path(events) -> list[str]:
         if event["kind"] == "refused" or event["to_status"] == event["from_status"]:
             continue
         assert event["from_status"] == path[-1], event
-        assert DIAGRAM.get((event["from_status"], event["trigger"])) == event["to_status"], event
+        assert (
+            CONTRACT_DIAGRAM.get((event["from_status"], event["trigger"])) == event["to_status"]
+        ), event
         path.append(event["to_status"])
     return path
 
@@ -146,8 +148,8 @@ def test_an_agent_result_racing_a_user_move_never_fails_and_leaves_a_legal_histo
         (pending,) = [entry for entry in logs if entry["status"] == "pending"]
         in_flight.append((deployment_id, api.claim_job(pending["job_id"])))
     trigger_for = {"completed": "succeeded", "failed": "failed"}
-    after_result = DIAGRAM[(held, f"{in_flight[0][1]['job_type']}_{trigger_for[outcome]}")]
-    after_move = DIAGRAM[(after_result, trigger)]
+    after_result = CONTRACT_DIAGRAM[(held, f"{in_flight[0][1]['job_type']}_{trigger_for[outcome]}")]
+    after_move = CONTRACT_DIAGRAM[(after_result, trigger)]
 
     calls = []
     for deployment_id, job in in_flight:

@@ -15,18 +15,8 @@ from deployments_api.states import (
     fire,
 )
 
-# The contract's diagram, written out again by hand: (status, trigger) -> new status.
-# Every pair not listed here must be refused.
-DIAGRAM = {
-    ("deploying", "deploy_succeeded"): "running",
-    ("deploying", "deploy_failed"): "error",
-    ("running", "stop"): "stopping",
-    ("stopping", "stop_succeeded"): "stopped",
-    ("stopping", "stop_failed"): "running",
-    ("stopped", "run"): "starting",
-    ("starting", "run_succeeded"): "running",
-    ("starting", "run_failed"): "stopped",
-}
+from .helpers import CONTRACT_DIAGRAM
+
 ALL_STATUSES = ("deploying", "running", "stopping", "stopped", "starting", "error")
 ALL_TRIGGERS = (
     "run",
@@ -58,7 +48,7 @@ def test_the_module_knows_exactly_the_contract_statuses_and_triggers():
 @pytest.mark.parametrize(("status", "trigger"), EVERY_PAIR)
 def test_every_status_and_trigger_pair_moves_as_the_diagram_says(status, trigger):
     row = Row(status)
-    expected = DIAGRAM.get((status, trigger))
+    expected = CONTRACT_DIAGRAM.get((status, trigger))
     if expected is None:
         with pytest.raises(IllegalTransition) as refused:
             fire(row, trigger)
@@ -72,7 +62,7 @@ def test_every_status_and_trigger_pair_moves_as_the_diagram_says(status, trigger
 
 @pytest.mark.parametrize("status", ALL_STATUSES)
 def test_allowed_triggers_lists_exactly_the_legal_ones(status):
-    legal = {trigger for (source, trigger) in DIAGRAM if source == status}
+    legal = {trigger for (source, trigger) in CONTRACT_DIAGRAM if source == status}
     assert set(states.allowed_triggers(status)) == legal
 
 

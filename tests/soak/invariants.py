@@ -11,17 +11,8 @@ from sqlalchemy import select
 
 from deployments_api.models import Deployment, DeploymentEvent, Job
 
-# (trigger, from) -> to: the contract's diagram, line for line.
-CONTRACT_MOVES = {
-    ("deploy_succeeded", "deploying"): "running",
-    ("deploy_failed", "deploying"): "error",
-    ("stop", "running"): "stopping",
-    ("stop_succeeded", "stopping"): "stopped",
-    ("stop_failed", "stopping"): "running",
-    ("run", "stopped"): "starting",
-    ("run_succeeded", "starting"): "running",
-    ("run_failed", "starting"): "stopped",
-}
+from ..helpers import CONTRACT_DIAGRAM
+
 # The status a deployment shows while a job of each type is queued or being worked on.
 IN_FLIGHT_STATUS = {"deploy": "deploying", "run": "starting", "stop": "stopping"}
 FINISHED = ("completed", "failed")
@@ -60,7 +51,7 @@ def replay_history(events) -> str:
             continue
         assert event["kind"] in ("transition", "job_result", "lease_expired"), where
         assert event["from_status"] == status, where
-        assert CONTRACT_MOVES.get((event["trigger"], status)) == event["to_status"], where
+        assert CONTRACT_DIAGRAM.get((status, event["trigger"])) == event["to_status"], where
         status = event["to_status"]
     return status
 
@@ -94,10 +85,10 @@ def expected_status(latest_job: dict) -> str:
     """Where a deployment must stand, given its latest job (only one is ever in flight)."""
     if latest_job["status"] not in FINISHED:
         return IN_FLIGHT_STATUS[latest_job["job_type"]]
-    return CONTRACT_MOVES[
+    return CONTRACT_DIAGRAM[
         (
-            result_trigger(latest_job["job_type"], latest_job["status"]),
             IN_FLIGHT_STATUS[latest_job["job_type"]],
+            result_trigger(latest_job["job_type"], latest_job["status"]),
         )
     ]
 
