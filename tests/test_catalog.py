@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import inspect
 
-from .helpers import assert_error, new_id
+from .helpers import ApiClient, assert_error, new_id
 
 
 def assert_utc_timestamp(value: str) -> None:
@@ -49,15 +49,20 @@ def test_create_ea_refuses_a_bad_name(api, body):
     assert_refused(api, "POST", "eas", api.user(), body, 422, "validation_error", "name")
 
 
-def test_list_eas_shows_only_mine(api):
+@pytest.mark.parametrize(
+    ("path", "create"),
+    [("eas", ApiClient.create_ea), ("broker-connections", ApiClient.connection)],
+    ids=["eas", "broker-connections"],
+)
+def test_a_list_shows_only_mine(api, path, create):
     mine, theirs = api.user(), api.user()
-    created = {api.create_ea(mine, name)["id"] for name in ("One", "Two")}
-    api.create_ea(theirs, "Not yours")
-    listed = api.get("eas", mine)
+    created = {create(api, mine, name)["id"] for name in ("One", "Two")}
+    create(api, theirs, "Not yours")
+    listed = api.get(path, mine)
     assert listed.status_code == 200
-    assert {ea["id"] for ea in listed.get_json()} == created
-    for ea in listed.get_json():
-        assert_utc_timestamp(ea["created_at"])
+    assert {item["id"] for item in listed.get_json()} == created
+    for item in listed.get_json():
+        assert_utc_timestamp(item["created_at"])
 
 
 # -- versions and their compile jobs --------------------------------------------------
@@ -212,15 +217,6 @@ def test_a_broker_password_is_refused_and_has_nowhere_to_go(api, engine):
     columns = [column["name"] for column in inspect(engine).get_columns("broker_connections")]
     assert {"name", "server", "login"} <= set(columns)
     assert not [column for column in columns if "pass" in column.lower()]
-
-
-def test_list_broker_connections_shows_only_mine(api):
-    mine, theirs = api.user(), api.user()
-    created = {api.connection(mine, name)["id"] for name in ("Live", "Demo")}
-    api.connection(theirs, "Not yours")
-    listed = api.get("broker-connections", mine)
-    assert listed.status_code == 200
-    assert {connection["id"] for connection in listed.get_json()} == created
 
 
 # -- jobs -----------------------------------------------------------------------------
