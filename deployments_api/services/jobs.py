@@ -48,14 +48,16 @@ def claim_job(uow: UnitOfWork, agent_id, job_types, settings: QueueSettings) -> 
         )
 
 
-def _held_job(uow: UnitOfWork, job_id, agent_id, attempt, now) -> Job:
-    """The job, locked, if `agent_id` still holds its lease for `attempt`; else lease_lost."""
+def _locked_job(uow: UnitOfWork, job_id) -> Job:
     job = uow.jobs.get_for_update(job_id)
     if job is None:
         raise NotFound("no such job")
+    return job
+
+
+def _ensure_holds_lease(job: Job, agent_id, attempt, now) -> None:
     if not _holds_lease(job, agent_id, attempt, now):
         raise LeaseLost("this agent no longer holds the job's lease")
-    return job
 
 
 def _holds_lease(job: Job, agent_id, attempt, now) -> bool:
@@ -70,8 +72,9 @@ def _holds_lease(job: Job, agent_id, attempt, now) -> bool:
 
 def heartbeat(uow: UnitOfWork, job_id, agent_id, attempt, settings: QueueSettings) -> Job:
     with uow:
-        now = utcnow()
-        job = _held_job(uow, job_id, agent_id, attempt, now)
+        job = _locked_job(uow, job_id)
+        now = utcnow()  # read after the lock wait, which the lease may not outlive
+        _ensure_holds_lease(job, agent_id, attempt, now)
         job.lease_expires_at = now + timedelta(seconds=settings.lease_seconds)
         return job
 
@@ -94,16 +97,13 @@ def report_result(uow: UnitOfWork, job_id, agent_id, report: dict) -> Job:
     """
     attempt = report.get("attempt")
     with uow:
-        now = utcnow()
-        job = uow.jobs.get_for_update(job_id)
-        if job is None:
-            raise NotFound("no such job")
+        job = _locked_job(uow, job_id)
+        now = utcnow()  # read after the lock wait, which the lease may not outlive
         if job.status in FINISHED:
             if _is_same_report(job, agent_id, attempt, report):
                 return job
             raise LeaseLost("the job is already finished")
-        if not _holds_lease(job, agent_id, attempt, now):
-            raise LeaseLost("this agent no longer holds the job's lease")
+        _ensure_holds_lease(job, agent_id, attempt, now)
         # Checked only for the lease holder: an agent without the job learns nothing more.
         output = report.get("output_data")
         if (
